@@ -27,10 +27,12 @@
  *                 offset of this header in the file, BE32 CRC32C(BE64 file id, the 24 bytes
  *                 before)
  *   records       BE32 len, BE32 CRC32C(the len field, body), body (len bytes)
- * then zeros (preallocated space: a preallocation thread writes them ahead of the groups, see
- * bk_journal_prealloc_ahead) or, in a file taken over from a covered one (journalReuseFiles,
- * header flag BK_JOURNAL_F_REUSED, see bk_journal_reuse_file), that file's earlier groups,
- * which replay tells apart by the file id under their checksum. A record's body is the entry
+ * Each group is written with a zeroed header slot after it (the end mark, overwritten by the
+ * next group), then come zeros (preallocated space: a preallocation thread writes them ahead
+ * of the groups, see bk_journal_prealloc_ahead) or, in a file taken over from a covered one
+ * (journalReuseFiles, header flag BK_JOURNAL_F_REUSED, see bk_journal_reuse_file, which
+ * writes the first end mark with the header), that file's earlier groups, which replay tells
+ * apart by the file id under their checksum. A record's body is the entry
  * as received, or a meta-record of the same shape with a reserved entry id: LEDGER_KEY
  * [ledger][-0x1000][BE32 len][key], FENCE [ledger][-0x2000], EXPLICIT_LAC
  * [ledger][-0x8000][BE32 len][body], FORCE_LEDGER [ledger][-0x4000]. A new file is started at
@@ -44,7 +46,10 @@
  * fall on the same record boundaries and pass their record checksums. Version 7 replayed
  * them as new entries; version 8 checks the whole body against its header (which carries the
  * file id under its own checksum) before it applies any record of the group, so a torn group
- * is never partly applied, in a file taken over or a zero-filled one. The body checksum is
+ * is never partly applied, in a file taken over or a zero-filled one. The end mark makes the
+ * end of the data read as zeros in a file taken over too, so that anything else where a
+ * group should start (a torn or damaged header) is judged as in a zero-filled file instead
+ * of being taken for the earlier life. The body checksum is
  * one more pass of CRC32C over the group's bytes as it is closed (hardware CRC, the bytes are
  * still in cache); combining the records' checksums (mg_crc32c_combine) would cost more per
  * record than the pass does.
@@ -52,11 +57,11 @@
  * Replay and damage: groups are written one at a time, each only after the previous one was
  * synced, so a crash can leave one incomplete group, at the tail of the last journal file,
  * with nothing valid after it. Replay checks every group header, group body (v8) and record;
- * where one fails, it looks at the rest of the file: zeros (or, in a reused file, a header
- * that is not this file's, with no valid group of this file after it) are the end of the
- * data; a group of this file whose body fails or is cut by the end of the file, or other
- * bytes, with no valid group after them, in the last file, are that torn write, and the
- * file is truncated at the group (WARN line); anything else (a valid group further on, or a
+ * where one fails, it looks at the rest of the file: zeros (or, in a reused file, the end
+ * mark, with no valid group of this file after it; any header not this file's in version
+ * 7) are the end of the data; a group whose body fails or is cut by the end of the file, or
+ * other bytes, with no valid group after them, in the last file, are that torn write, and
+ * the file is truncated at the group (WARN line); anything else (a valid group further on, or a
  * file that is not the last) is damage to synced data and the bookie refuses to start,
  * naming the file and offset and saying how to proceed. The group header carries its own offset and
  * the file id under its checksum, so a stale or copied header cannot pass for a later group.
@@ -279,7 +284,7 @@ static void bk_journal_apply_record(struct bk_store *st, const uint8_t *body, si
 /* Where and why replay of a file stopped before its end. */
 struct bk_stop {
     uint64_t at;
-    bool torn_group; /* at a group of this file (its header checks out) whose body does not */
+    bool end_mark; /* at a zeroed group header slot */
     char why[160];
 };
 
@@ -308,7 +313,7 @@ static int bk_journal_truncate(const char *path, uint64_t at)
  * that names the file and offset and says how to proceed.
  */
 static int bk_journal_replay_stopped(const char *path, int fd, uint64_t id, uint64_t size,
-                                     bool is_last, bool reused, const struct bk_stop *stop)
+                                     bool is_last, bool earlier_life, const struct bk_stop *stop)
 {
     bool nonzero;
     uint64_t later;
@@ -317,11 +322,11 @@ static int bk_journal_replay_stopped(const char *path, int fd, uint64_t id, uint
         MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
         return rc;
     }
-    if (reused && later == 0 && !stop->torn_group) {
-        /* a file taken over (journalReuseFiles): what follows is its earlier life's groups
-         * (written under another file id), or a v7 torn group over them; nothing of this
-         * one comes after, and the blocks stay for the writes of a next life. A group of
-         * this life whose body fails is a torn write, as in any file (below). */
+    if (earlier_life && later == 0) {
+        /* a file taken over (journalReuseFiles), at the end of this life's data: what follows
+         * is its earlier life's groups (written under another file id), or in version 7 a
+         * torn group over them; nothing of this one comes after, and the blocks stay for the
+         * writes of a next life */
         MG_DEBUG(BK_MODULE,
                  "journal %s: %s at offset %" PRIu64 ": the end of its data (a file taken "
                  "over: an earlier file's records follow)",
@@ -378,8 +383,9 @@ static int bk_journal_replay_groups(int fd, uint64_t id, uint64_t from, uint64_t
         }
         if (!bk_journal_group_header_ok(h, id, off, &body_len, &nrec)) {
             stop->at = off;
+            stop->end_mark = bk_all_zero(h, sizeof h);
             snprintf(stop->why, sizeof stop->why, "%s",
-                     bk_all_zero(h, sizeof h) ? "end of data" : "invalid group header");
+                     stop->end_mark ? "end of data" : "invalid group header");
             return 1;
         }
         uint64_t base = off + BK_GROUP_HEADER_SIZE;
@@ -393,7 +399,6 @@ static int bk_journal_replay_groups(int fd, uint64_t id, uint64_t from, uint64_t
         if (body_crc && (avail < body_len || mg_crc32c(0, b, avail) != mg_get_be32(h + 12))) {
             mg_free(b);
             stop->at = off;
-            stop->torn_group = true;
             snprintf(stop->why, sizeof stop->why, "group of %" PRIu32 " bytes %s", body_len,
                      avail < body_len ? "cut by the end of the file"
                                       : "fails its body CRC32C checksum");
@@ -561,7 +566,11 @@ static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uin
                     "versions did",
                     path, stop.why, stop.at, size - stop.at);
     } else if (rc == 1) {
-        rc = bk_journal_replay_stopped(path, fd, id, size, is_last, reused, &stop);
+        /* in a file taken over, the earlier life follows the end of this one's data: version
+         * 8 marks that end with a zeroed header slot, so anything else there is torn or
+         * damaged as in a zero-filled file; version 7 left no mark */
+        bool earlier_life = reused && (version == BK_JOURNAL_VERSION_V7 || stop.end_mark);
+        rc = bk_journal_replay_stopped(path, fd, id, size, is_last, earlier_life, &stop);
     }
     close(fd);
     mg_free(path);
@@ -686,7 +695,7 @@ static int bk_journal_reuse_file(struct bk_journal *j, uint64_t id, uint64_t *si
     if (covered == 0 || covered < (j->max_backups ? j->max_backups : 1))
         return -1;
     char *from = bk_journal_path(j, old), *to = bk_journal_path(j, id);
-    uint8_t hdr[BK_JOURNAL_HEADER_SIZE];
+    uint8_t hdr[BK_JOURNAL_HEADER_SIZE + BK_GROUP_HEADER_SIZE] = {0}; /* + the end mark */
     bk_journal_header(hdr, id, BK_JOURNAL_F_REUSED);
     struct stat sb;
     int fd = open(from, O_RDWR | O_CLOEXEC), e = 0;
@@ -978,8 +987,13 @@ static int bk_journal_write_group(struct bk_journal *j, size_t used, uint32_t nr
         if (rc < 0)
             return rc;
     }
+    /* the end mark: a zeroed header slot after the group, in the same write (the next group
+     * overwrites it), so that the end of a file's data reads as zeros in a file taken over
+     * too (see the top of this file) */
+    j->buf = mg_grow(j->buf, &j->buf_cap, used + BK_GROUP_HEADER_SIZE, 1, 0);
+    memset(j->buf + used, 0, BK_GROUP_HEADER_SIZE);
     {
-        int e = bk_journal_prealloc_ahead(j, j->file_off + used);
+        int e = bk_journal_prealloc_ahead(j, j->file_off + used + BK_GROUP_HEADER_SIZE);
         if (e < 0) {
             atomic_store(&j->failed_errno, -e);
             MG_ERROR(BK_MODULE, "journal %" PRIx64 ": preallocation failed: %s", j->file_id,
@@ -994,7 +1008,7 @@ static int bk_journal_write_group(struct bk_journal *j, size_t used, uint32_t nr
     mg_put_be32(h + 12, mg_crc32c(0, j->buf + BK_GROUP_HEADER_SIZE, used - BK_GROUP_HEADER_SIZE));
     mg_put_be64(h + 16, j->file_off);
     mg_put_be32(h + 24, bk_journal_group_crc(j->file_id, h));
-    if (mg_pwrite_all(j->fd, j->buf, used, j->file_off) < 0) {
+    if (mg_pwrite_all(j->fd, j->buf, used + BK_GROUP_HEADER_SIZE, j->file_off) < 0) {
         int e = errno;
         if (bk_journal_no_space(e))
             return bk_journal_group_no_space(j, e, "write failed");

@@ -2197,8 +2197,9 @@ static int journal_groups_of(const uint8_t *b, size_t len, uint64_t id, uint64_t
  * the oldest one over (renamed, header rewritten with the flag) instead of being created and
  * zero-filled. A crash while it is current leaves the earlier life's groups after the new
  * ones: replay stops there without calling it a torn write (how 0) and replays every
- * acknowledged entry; a damaged last group is a torn write, cut off, the start goes on
- * (how 1); damage with valid groups of the new life after it still stops the start (how 2). */
+ * acknowledged entry; a damaged last group (its body: how 1, its header: how 3, which the end
+ * mark after the last group tells from the earlier life) is a torn write, cut off, the start
+ * goes on; damage with valid groups of the new life after it still stops the start (how 2). */
 /* Start a bookie with journalReuseFiles and small journal files, add entries of 1000 bytes to
  * ledger one at a time (one group each, so files fill evenly) until a covered file has been
  * taken over and a few groups went into it, then crash. Returns the number of entries added
@@ -2238,7 +2239,7 @@ static int reuse_and_crash(struct harness *h, int64_t ledger, char *path, size_t
 
 START_TEST(test_journal_reuse_files)
 {
-    for (int how = 0; how < 3; how++) {
+    for (int how = 0; how < 4; how++) {
         struct harness h;
         char path[512];
         int e = reuse_and_crash(&h, 141, path, sizeof path);
@@ -2251,15 +2252,18 @@ START_TEST(test_journal_reuse_files)
         uint64_t g[64], end;
         int ng = journal_groups_of(b, len, id, g, 64, &end);
         ck_assert_int_ge(ng, 5);
-        /* the earlier life follows: a group header that is not this file's */
-        ck_assert_uint_lt(end + BK_GROUP_HEADER_SIZE, len);
-        ck_assert_uint_eq(mg_get_be32(b + end), BK_GROUP_MAGIC);
+        /* the end mark (a zeroed header slot), then the earlier life */
+        ck_assert_uint_lt(end + 2 * BK_GROUP_HEADER_SIZE, len);
+        ck_assert(bk_all_zero(b + end, BK_GROUP_HEADER_SIZE));
+        ck_assert(!bk_all_zero(b + end + BK_GROUP_HEADER_SIZE, BK_GROUP_HEADER_SIZE));
         uint64_t victim_rec =
-            (how == 1 ? g[ng - 1] : g[ng / 2]) + BK_GROUP_HEADER_SIZE + BK_RECORD_HEADER_SIZE;
+            (how % 2 ? g[ng - 1] : g[ng / 2]) + BK_GROUP_HEADER_SIZE + BK_RECORD_HEADER_SIZE;
         int64_t victim = (int64_t)mg_get_be64(b + victim_rec + 8);
         uint64_t last_group = g[ng - 1];
         mg_free(b);
-        if (how > 0)
+        if (how == 3)
+            flip_bytes(path, last_group + 8, 4); /* its record count */
+        else if (how > 0)
             flip_bytes(path, victim_rec + 100, 4); /* payload bytes of that group's entry */
 
         h.base = event_base_new();
@@ -2280,7 +2284,7 @@ START_TEST(test_journal_reuse_files)
             continue;
         }
         ck_assert_int_eq(rc, 0);
-        if (how == 1) { /* a group of this file whose body fails: a torn write, cut off */
+        if (how % 2) { /* the last group of this file fails: a torn write, cut off */
             char want[64];
             snprintf(want, sizeof want, "truncating the file to %llu ",
                      (unsigned long long)last_group);
@@ -2294,10 +2298,10 @@ START_TEST(test_journal_reuse_files)
         h.port = bk_server_port(h.srv);
         ck_assert_int_eq(pthread_create(&h.thread, NULL, loop_main, &h), 0);
         fd = cl_connect(h.port);
-        int upto = how == 1 ? (int)victim : e;
-        ck_assert_int_eq(upto, how == 1 ? e - 1 : e); /* the damaged group is the last one */
+        int upto = how % 2 ? (int)victim : e;
+        ck_assert_int_eq(upto, how % 2 ? e - 1 : e); /* the damaged group is the last one */
         check_entries(fd, 141, 0, upto, 1000);
-        if (how == 1)
+        if (how % 2)
             ck_assert_int_eq(v2_read(fd, 141, victim, NULL, NULL, NULL), 2);
         close(fd);
         h_stop(&h, true);
@@ -2307,8 +2311,9 @@ START_TEST(test_journal_reuse_files)
 END_TEST
 
 /* In a file taken over, a crash tore the newest group after its header: the header (this
- * file's id and offset, a valid header checksum) lies over the earlier life's group, whose
- * records fall on the same boundaries and pass their own checksums. Replay must stop at that
+ * file's id and offset, a valid header checksum) lies over the end mark, and under it the
+ * earlier life's group's records, which fall on the same boundaries and pass their own
+ * checksums. Replay must stop at that
  * group, cut it off as a torn write and apply none of the stale records (version 7 replayed
  * them as new entries: the group body's checksum in the header is what tells them apart). */
 START_TEST(test_journal_reuse_torn_group)
@@ -2322,19 +2327,26 @@ START_TEST(test_journal_reuse_torn_group)
     uint64_t g[64], end;
     int ng = journal_groups_of(b, len, id, g, 64, &end);
     ck_assert_int_ge(ng, 2);
-    /* the earlier life's group right after the new life's last one */
-    ck_assert_uint_lt(end + BK_GROUP_HEADER_SIZE, len);
-    ck_assert_uint_eq(mg_get_be32(b + end), BK_GROUP_MAGIC);
-    uint32_t body_len = mg_get_be32(b + end + 4), nrec = mg_get_be32(b + end + 8);
+    /* the end mark over the header of the earlier life's group (same-size groups line up),
+     * whose records follow up to its next group's header */
+    ck_assert(bk_all_zero(b + end, BK_GROUP_HEADER_SIZE));
+    uint64_t first = end + BK_GROUP_HEADER_SIZE, p = first;
+    uint32_t nrec = 0;
+    while (p + BK_RECORD_HEADER_SIZE <= len && mg_get_be32(b + p) != BK_GROUP_MAGIC) {
+        uint32_t rlen = mg_get_be32(b + p);
+        ck_assert_uint_ge(rlen, 16);
+        ck_assert_uint_le(p + BK_RECORD_HEADER_SIZE + rlen, len);
+        p += BK_RECORD_HEADER_SIZE + rlen;
+        nrec++;
+    }
     ck_assert_uint_ge(nrec, 1);
-    ck_assert_uint_le(end + BK_GROUP_HEADER_SIZE + body_len, len);
+    uint32_t body_len = (uint32_t)(p - first);
     /* make its records stale entries of another ledger, each with a valid record checksum,
      * so that a replay that applies them shows (the earlier life's own entries would be the
      * same bytes as the index holds) */
-    uint64_t p = end + BK_GROUP_HEADER_SIZE;
+    p = first;
     for (uint32_t k = 0; k < nrec; k++) {
         uint32_t rlen = mg_get_be32(b + p);
-        ck_assert_uint_le(p + BK_RECORD_HEADER_SIZE + rlen, end + BK_GROUP_HEADER_SIZE + body_len);
         uint8_t *rb = b + p + BK_RECORD_HEADER_SIZE;
         if (rlen >= 16 && (int64_t)mg_get_be64(rb + 8) >= 0) {
             mg_put_be64(rb, 147);
