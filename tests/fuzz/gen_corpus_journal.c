@@ -48,6 +48,23 @@ static size_t body(uint8_t *p, int64_t ledger, int64_t entry, size_t n, uint8_t 
     return n;
 }
 
+/* The header h of a group of nrec records, body_len bytes (following h), at offset at of file
+ * id in the given version (nrec 0, body_len 0 in version 8: the end mark). */
+static void header(uint8_t *h, uint64_t id, int version, uint64_t at, size_t body_len,
+                   unsigned nrec)
+{
+    uint8_t idb[8];
+    mg_put_be64(idb, id);
+    mg_put_be32(h, BK_GROUP_MAGIC);
+    mg_put_be32(h + 4, (uint32_t)body_len);
+    mg_put_be32(h + 8, nrec);
+    mg_put_be32(h + 12, version >= BK_JOURNAL_VERSION
+                            ? mg_crc32c(0, h + BK_GROUP_HEADER_SIZE, body_len)
+                            : 0);
+    mg_put_be64(h + 16, at);
+    mg_put_be32(h + 24, mg_crc32c(mg_crc32c(0, idb, 8), h, 24));
+}
+
 /* Append a group of nrec records of size n (entries first .. of ledger, the first one a
  * ledger key record when key), written as file id in the given version. */
 static void group(struct image *im, uint64_t id, int version, int64_t ledger, int64_t first,
@@ -66,19 +83,10 @@ static void group(struct image *im, uint64_t id, int version, int64_t ledger, in
         mg_put_be32(rec + 4, mg_crc32c(mg_crc32c(0, rec, 4), rec + BK_RECORD_HEADER_SIZE, len));
         p += BK_RECORD_HEADER_SIZE + len;
     }
-    uint8_t idb[8];
-    mg_put_be64(idb, id);
-    mg_put_be32(h, BK_GROUP_MAGIC);
-    mg_put_be32(h + 4, (uint32_t)(p - BK_GROUP_HEADER_SIZE));
-    mg_put_be32(h + 8, nrec);
-    mg_put_be32(h + 12, version >= BK_JOURNAL_VERSION
-                            ? mg_crc32c(0, h + BK_GROUP_HEADER_SIZE, p - BK_GROUP_HEADER_SIZE)
-                            : 0);
-    mg_put_be64(h + 16, at);
-    mg_put_be32(h + 24, mg_crc32c(mg_crc32c(0, idb, 8), h, 24));
+    header(h, id, version, at, p - BK_GROUP_HEADER_SIZE, nrec);
     im->len += p;
     if (version >= BK_JOURNAL_VERSION) /* the end mark, in the image if something follows */
-        memset(im->b + im->len, 0, BK_GROUP_HEADER_SIZE);
+        header(im->b + im->len, id, version, at + p, 0, 0);
 }
 
 static void start(struct image *im, uint8_t ctl, int whole_version, uint32_t flags)
@@ -116,15 +124,16 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *dir = argv[1];
-    static struct image im, old;
+    static struct image im, old, marked;
 
     start(&im, CTL_V8, 0, 0); /* version 8: a key and entries, then preallocated zeros */
     group(&im, 1, 8, 5, 0, 2, 100, true);
     group(&im, 1, 8, 5, 1, 3, 60, false);
-    save(dir, "v8", &im);
-    im.len += 512;
-    save(dir, "v8-zeros", &im);
-    im.len -= 512;
+    marked = im; /* with the end mark after the last group */
+    marked.len += BK_GROUP_HEADER_SIZE;
+    save(dir, "v8", &marked);
+    marked.len += 512;
+    save(dir, "v8-zeros", &marked);
     group(&im, 1, 8, 5, 4, 2, 80, false); /* a torn last group: its body cut short */
     im.len -= 50;
     save(dir, "v8-torn-tail", &im);

@@ -507,7 +507,8 @@ static int journal_groups(const uint8_t *b, size_t len, uint64_t *offs, int max)
     ck_assert_uint_eq(mg_get_be32(b + 4), BK_JOURNAL_VERSION);
     int n = 0;
     uint64_t off = BK_JOURNAL_HEADER_SIZE;
-    while (off + BK_GROUP_HEADER_SIZE <= len && mg_get_be32(b + off) == BK_GROUP_MAGIC) {
+    while (off + BK_GROUP_HEADER_SIZE <= len && mg_get_be32(b + off) == BK_GROUP_MAGIC &&
+           mg_get_be32(b + off + 8) != 0) { /* up to the end mark (an empty group) */
         ck_assert_int_lt(n, max);
         offs[n++] = off;
         off += BK_GROUP_HEADER_SIZE + mg_get_be32(b + off + 4);
@@ -2183,7 +2184,8 @@ static int journal_groups_of(const uint8_t *b, size_t len, uint64_t id, uint64_t
            mg_get_be64(b + off + 16) == off) {
         uint8_t idb[8];
         mg_put_be64(idb, id);
-        if (mg_get_be32(b + off + 24) != mg_crc32c(mg_crc32c(0, idb, 8), b + off, 24))
+        if (mg_get_be32(b + off + 24) != mg_crc32c(mg_crc32c(0, idb, 8), b + off, 24) ||
+            mg_get_be32(b + off + 8) == 0) /* not this file's, or the end mark */
             break;
         ck_assert_int_lt(n, max);
         offs[n++] = off;
@@ -2252,9 +2254,12 @@ START_TEST(test_journal_reuse_files)
         uint64_t g[64], end;
         int ng = journal_groups_of(b, len, id, g, 64, &end);
         ck_assert_int_ge(ng, 5);
-        /* the end mark (a zeroed header slot), then the earlier life */
+        /* the end mark (an empty group of this file), then the earlier life */
         ck_assert_uint_lt(end + 2 * BK_GROUP_HEADER_SIZE, len);
-        ck_assert(bk_all_zero(b + end, BK_GROUP_HEADER_SIZE));
+        ck_assert_uint_eq(mg_get_be32(b + end), BK_GROUP_MAGIC);
+        ck_assert_uint_eq(mg_get_be32(b + end + 4), 0);
+        ck_assert_uint_eq(mg_get_be32(b + end + 8), 0);
+        ck_assert_uint_eq(mg_get_be64(b + end + 16), end);
         ck_assert(!bk_all_zero(b + end + BK_GROUP_HEADER_SIZE, BK_GROUP_HEADER_SIZE));
         uint64_t victim_rec =
             (how % 2 ? g[ng - 1] : g[ng / 2]) + BK_GROUP_HEADER_SIZE + BK_RECORD_HEADER_SIZE;
@@ -2329,7 +2334,8 @@ START_TEST(test_journal_reuse_torn_group)
     ck_assert_int_ge(ng, 2);
     /* the end mark over the header of the earlier life's group (same-size groups line up),
      * whose records follow up to its next group's header */
-    ck_assert(bk_all_zero(b + end, BK_GROUP_HEADER_SIZE));
+    ck_assert_uint_eq(mg_get_be32(b + end), BK_GROUP_MAGIC);
+    ck_assert_uint_eq(mg_get_be32(b + end + 8), 0);
     uint64_t first = end + BK_GROUP_HEADER_SIZE, p = first;
     uint32_t nrec = 0;
     while (p + BK_RECORD_HEADER_SIZE <= len && mg_get_be32(b + p) != BK_GROUP_MAGIC) {
@@ -3194,12 +3200,12 @@ START_TEST(test_options_from_cfg)
     tl_rm_rf(h.dir);
     ck_assert_int_eq(cfg_set(&c, "dbStorage_writeCacheMaxSizeMb", "3", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "journalMaxBackups", "0", "test", err, sizeof err), 0);
-    ck_assert(!o.journal_reuse); /* journalReuseFiles: BookKeeper's default */
-    ck_assert_int_eq(cfg_set(&c, "journalReuseFiles", "true", "test", err, sizeof err), 0);
+    ck_assert(o.journal_reuse); /* journalReuseFiles: true (BookKeeper's default is false) */
+    ck_assert_int_eq(cfg_set(&c, "journalReuseFiles", "false", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
     ck_assert_int_eq(o.write_cache_max, 3LL << 20);
     ck_assert_int_eq(o.journal_max_backups, 0);
-    ck_assert(o.journal_reuse);
+    ck_assert(!o.journal_reuse);
     ck_assert_int_eq(cfg_set(&c, "diskUsageThreshold", "0.9", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "diskUsageLwmThreshold", ".85", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
