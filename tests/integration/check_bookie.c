@@ -1274,6 +1274,22 @@ START_TEST(test_new_bookie_no_start_checkpoint)
 }
 END_TEST
 
+/* Start the bookie and check that its log reports a torn write in the journal file path,
+ * truncated at offset at. */
+static void start_cutting_torn_tail(struct harness *h, const char *path, uint64_t at)
+{
+    struct capture cap;
+    cap_start(&cap);
+    h_start(h);
+    char *log = cap_end(&cap);
+    ck_assert_ptr_nonnull(strstr(log, "torn write"));
+    ck_assert_ptr_nonnull(strstr(log, path));
+    char want[64];
+    snprintf(want, sizeof want, "truncating the file to %llu ", (unsigned long long)at);
+    ck_assert_ptr_nonnull(strstr(log, want));
+    mg_free(log);
+}
+
 /* Damage in the last record of the last journal file is a torn write: the bookie truncates it
  * (logged) and starts; what comes before is intact and nothing damaged is ever served. */
 START_TEST(test_journal_torn_tail)
@@ -1304,16 +1320,8 @@ START_TEST(test_journal_torn_tail)
     /* four bytes in the middle of the last entry's payload */
     flip_bytes(path, rec + BK_RECORD_HEADER_SIZE + rlen / 2, 4);
 
-    struct capture cap;
-    cap_start(&cap);
-    h_start(&h);
-    char *log = cap_end(&cap);
-    ck_assert_ptr_nonnull(strstr(log, "torn write"));
-    ck_assert_ptr_nonnull(strstr(log, path));
-    char want[64]; /* truncated at the damaged group (then trimmed by the start checkpoint) */
-    snprintf(want, sizeof want, "truncating the file to %llu ", (unsigned long long)last);
-    ck_assert_ptr_nonnull(strstr(log, want));
-    mg_free(log);
+    /* truncated at the damaged group (then trimmed by the start checkpoint) */
+    start_cutting_torn_tail(&h, path, last);
     fd = cl_connect(h.port);
     check_entries(fd, 101, 0, n - 1, 1000);
     ck_assert_int_eq(v2_read(fd, 101, n - 1, NULL, NULL, NULL), 2); /* ENOENTRY, not damaged */
@@ -1421,6 +1429,34 @@ static void old_bookie_dirs(struct harness *h, char *dir, size_t n)
     ck_assert_int_eq(system(cmd), 0);
 }
 
+/* After the replay of a journal of an earlier format (the bookie started): entries 0..n-1 of
+ * ledger are there, its key came from the journal, entry n is added; after a crash the new
+ * journal file is of the current version and everything replays again. Stops the bookie and
+ * removes its directories. */
+static void check_upgraded(struct harness *h, int64_t ledger, int n, size_t payload)
+{
+    int fd = cl_connect(h->port);
+    check_entries(fd, ledger, 0, n, payload);
+    ck_assert_int_eq(v2_add(fd, ledger, n, KEY_B, 0), 102); /* the key came from the journal */
+    ck_assert_int_eq(v2_add(fd, ledger, n, KEY_A, 0), 0);
+    close(fd);
+    h_stop(h, false);
+    char path[512];
+    last_journal(h, path, sizeof path);
+    size_t len;
+    uint8_t *b = (uint8_t *)tl_read_file(path, &len);
+    uint64_t g[8];
+    ck_assert_int_ge(journal_groups(b, len, g, 8), 1); /* asserts the version */
+    mg_free(b);
+    h_start(h);
+    fd = cl_connect(h->port);
+    check_entries(fd, ledger, 0, n, payload);
+    ck_assert_int_eq(v2_read(fd, ledger, n, NULL, NULL, NULL), 0);
+    close(fd);
+    h_stop(h, true);
+    tl_rm_rf(h->dir);
+}
+
 /* A journal of the previous format (version 6: [BE32 len][body] records, no checksums) is
  * still replayed, its torn tail ignored; the bookie then writes the current version. */
 START_TEST(test_journal_v6)
@@ -1480,26 +1516,9 @@ START_TEST(test_journal_v6)
     bk_server_stats(h.srv, &st);
     ck_assert_uint_eq(st.replayed, 15);
     int fd = cl_connect(h.port);
-    check_entries(fd, 103, 0, 10, 1000);
     check_entries(fd, 104, 0, 3, 1000);
-    ck_assert_int_eq(v2_add(fd, 103, 10, KEY_B, 0), 102); /* the key came from the journal */
-    ck_assert_int_eq(v2_add(fd, 103, 10, KEY_A, 0), 0);
     close(fd);
-    h_stop(&h, false);
-    /* the new file is of the current version and everything replays again */
-    last_journal(&h, path, sizeof path);
-    size_t len;
-    uint8_t *b = (uint8_t *)tl_read_file(path, &len);
-    uint64_t g[8];
-    ck_assert_int_ge(journal_groups(b, len, g, 8), 1);
-    mg_free(b);
-    h_start(&h);
-    fd = cl_connect(h.port);
-    check_entries(fd, 103, 0, 10, 1000);
-    ck_assert_int_eq(v2_read(fd, 103, 10, NULL, NULL, NULL), 0);
-    close(fd);
-    h_stop(&h, true);
-    tl_rm_rf(h.dir);
+    check_upgraded(&h, 103, 10, 1000);
 }
 END_TEST
 
@@ -1564,31 +1583,14 @@ START_TEST(test_journal_v7)
     }
     fclose(f);
 
-    struct capture cap;
-    cap_start(&cap);
-    h_start(&h);
-    char *log = cap_end(&cap);
-    char want[64];
-    snprintf(want, sizeof want, "truncating the file to %llu ", (unsigned long long)torn_at);
-    ck_assert_ptr_nonnull(strstr(log, want));
-    mg_free(log);
+    start_cutting_torn_tail(&h, path, torn_at);
     struct bk_stats st;
     bk_server_stats(h.srv, &st);
     ck_assert_uint_eq(st.replayed, (uint64_t)n + 1); /* the key and the intact entries */
     int fd = cl_connect(h.port);
-    check_entries(fd, 148, 0, n, 900);
-    ck_assert_int_eq(v2_read(fd, 148, n, NULL, NULL, NULL), 2);
-    ck_assert_int_eq(v2_add(fd, 148, n, KEY_B, 0), 102); /* the key came from the journal */
+    ck_assert_int_eq(v2_read(fd, 148, n, NULL, NULL, NULL), 2); /* the torn one */
     close(fd);
-    h_stop(&h, false);
-    /* the new file is of the current version */
-    last_journal(&h, path, sizeof path);
-    size_t len;
-    uint8_t *b = (uint8_t *)tl_read_file(path, &len);
-    uint64_t g[8];
-    ck_assert_int_ge(journal_groups(b, len, g, 8), 0);
-    mg_free(b);
-    tl_rm_rf(h.dir);
+    check_upgraded(&h, 148, n, 900);
 }
 END_TEST
 
@@ -2383,16 +2385,7 @@ START_TEST(test_journal_reuse_torn_group)
     fclose(f);
     mg_free(b);
 
-    struct capture cap;
-    cap_start(&cap);
-    h_start(&h);
-    char *log = cap_end(&cap);
-    char want[64];
-    snprintf(want, sizeof want, "truncating the file to %llu ", (unsigned long long)end);
-    ck_assert_ptr_nonnull(strstr(log, "torn write"));
-    ck_assert_ptr_nonnull(strstr(log, path));
-    ck_assert_ptr_nonnull(strstr(log, want));
-    mg_free(log);
+    start_cutting_torn_tail(&h, path, end);
     int fd = cl_connect(h.port);
     check_entries(fd, 146, 0, e, 1000); /* every acknowledged entry */
     for (uint32_t k = 0; k < nrec; k++) /* and none of the stale records */
