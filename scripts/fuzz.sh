@@ -4,7 +4,7 @@
 #
 # Usage: scripts/fuzz.sh [target...]
 #   Targets are the corpus folders of tests/fuzz/corpus (frame, bk_request, bk_response,
-#   meta_replay, config, codec,
+#   meta_replay, journal_replay, config, codec,
 #   ledger_md, ledger_md_text); the default is all of them, or FUZZ_TARGETS (space-separated).
 # Environment: FUZZ_SECONDS (per target, default 60), or FUZZ_TOTAL_SECONDS (shared out
 # evenly, at least 1 s a target; overrides FUZZ_SECONDS), FUZZ_BUILD_DIR (default

@@ -50,14 +50,16 @@ struct mg_listener;
 
 #define BK_LOCK_FILE "bookie.lock" /* in the journal and ledger directories */
 #define BK_COOKIE_FILE "VERSION"   /* the cookie, in <dir>/current/ (BookKeeper's name) */
-#define BK_JOURNAL_HEADER_SIZE 512 /* "BKLG", BE32 version, BE64 file id (v7), zeros */
-#define BK_JOURNAL_VERSION 7       /* written: checksummed groups and records */
+#define BK_JOURNAL_HEADER_SIZE 512 /* "BKLG", BE32 version, BE64 file id (v7+), zeros */
+#define BK_JOURNAL_VERSION 8       /* written: groups with a body checksum, checksummed records */
+#define BK_JOURNAL_VERSION_V7 7    /* read only: group headers without the body checksum */
 #define BK_JOURNAL_F_REUSED                                                                        \
     1u                          /* header flags (BE32 at 16): an earlier file's groups may follow  \
                                    the last one (journalReuseFiles) */
 #define BK_JOURNAL_VERSION_V6 6 /* read only: [BE32 len][body] records, no checksums */
-#define BK_GROUP_MAGIC 0x424B4752u    /* "BKGR" */
-#define BK_GROUP_HEADER_SIZE 28       /* magic, body length, records, 0, offset, CRC32C */
+#define BK_GROUP_MAGIC 0x424B4752u /* "BKGR" */
+#define BK_GROUP_HEADER_SIZE                                                                       \
+    28 /* magic, body length, records, body CRC32C (v8; 0 in v7), offset, CRC32C */
 #define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)

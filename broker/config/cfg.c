@@ -256,7 +256,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("journalMaxSizeMB", journal_max_size_mb, "2048", 1, 1048576),
     CFG_INT("journalMaxBackups", journal_max_backups, "5", 0, 1000),
     CFG_INT("journalPreAllocSizeMB", journal_prealloc_size_mb, "16", 1, 1024),
-    CFG_BOOL("journalReuseFiles", journal_reuse_files, "false"),
+    CFG_BOOL("journalReuseFiles", journal_reuse_files, "true"),
     CFG_BOOL("journalSyncData", journal_sync_data, "true"),
     CFG_INT("flushInterval", flush_interval_ms, "10000", 1, INT_MAX),
     CFG_INT("dbStorage_writeCacheMaxSizeMb", db_storage_write_cache_max_size_mb, "16", 1, 65536),

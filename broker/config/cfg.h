@@ -149,7 +149,7 @@ struct cfg {
     int journal_max_size_mb;                /* journalMaxSizeMB (2048) */
     int journal_max_backups;                /* journalMaxBackups (5) */
     int journal_prealloc_size_mb;           /* journalPreAllocSizeMB (16) */
-    bool journal_reuse_files;               /* journalReuseFiles (false) */
+    bool journal_reuse_files;               /* journalReuseFiles (true) */
     int db_storage_write_cache_max_size_mb; /* dbStorage_writeCacheMaxSizeMb (16): both caches */
     bool journal_sync_data;                 /* journalSyncData (true) */
     int flush_interval_ms;                  /* flushInterval (10000): checkpoint period, ms */

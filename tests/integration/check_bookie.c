@@ -499,14 +499,16 @@ static void last_journal(struct harness *h, char *path, size_t n)
     snprintf(path, n, "%s/%llx.txn", dir, best);
 }
 
-/* Offsets of the groups of a version-7 journal file (at most max); returns the count. */
+/* Offsets of the groups of a journal file of the version written (at most max); returns the count.
+ */
 static int journal_groups(const uint8_t *b, size_t len, uint64_t *offs, int max)
 {
     ck_assert_uint_ge(len, BK_JOURNAL_HEADER_SIZE);
     ck_assert_uint_eq(mg_get_be32(b + 4), BK_JOURNAL_VERSION);
     int n = 0;
     uint64_t off = BK_JOURNAL_HEADER_SIZE;
-    while (off + BK_GROUP_HEADER_SIZE <= len && mg_get_be32(b + off) == BK_GROUP_MAGIC) {
+    while (off + BK_GROUP_HEADER_SIZE <= len && mg_get_be32(b + off) == BK_GROUP_MAGIC &&
+           mg_get_be32(b + off + 8) != 0) { /* up to the end mark (an empty group) */
         ck_assert_int_lt(n, max);
         offs[n++] = off;
         off += BK_GROUP_HEADER_SIZE + mg_get_be32(b + off + 4);
@@ -1272,6 +1274,22 @@ START_TEST(test_new_bookie_no_start_checkpoint)
 }
 END_TEST
 
+/* Start the bookie and check that its log reports a torn write in the journal file path,
+ * truncated at offset at. */
+static void start_cutting_torn_tail(struct harness *h, const char *path, uint64_t at)
+{
+    struct capture cap;
+    cap_start(&cap);
+    h_start(h);
+    char *log = cap_end(&cap);
+    ck_assert_ptr_nonnull(strstr(log, "torn write"));
+    ck_assert_ptr_nonnull(strstr(log, path));
+    char want[64];
+    snprintf(want, sizeof want, "truncating the file to %llu ", (unsigned long long)at);
+    ck_assert_ptr_nonnull(strstr(log, want));
+    mg_free(log);
+}
+
 /* Damage in the last record of the last journal file is a torn write: the bookie truncates it
  * (logged) and starts; what comes before is intact and nothing damaged is ever served. */
 START_TEST(test_journal_torn_tail)
@@ -1302,16 +1320,8 @@ START_TEST(test_journal_torn_tail)
     /* four bytes in the middle of the last entry's payload */
     flip_bytes(path, rec + BK_RECORD_HEADER_SIZE + rlen / 2, 4);
 
-    struct capture cap;
-    cap_start(&cap);
-    h_start(&h);
-    char *log = cap_end(&cap);
-    ck_assert_ptr_nonnull(strstr(log, "torn write"));
-    ck_assert_ptr_nonnull(strstr(log, path));
-    char want[64]; /* truncated at the damaged record (then trimmed by the start checkpoint) */
-    snprintf(want, sizeof want, "truncating the file to %llu ", (unsigned long long)rec);
-    ck_assert_ptr_nonnull(strstr(log, want));
-    mg_free(log);
+    /* truncated at the damaged group (then trimmed by the start checkpoint) */
+    start_cutting_torn_tail(&h, path, last);
     fd = cl_connect(h.port);
     check_entries(fd, 101, 0, n - 1, 1000);
     ck_assert_int_eq(v2_read(fd, 101, n - 1, NULL, NULL, NULL), 2); /* ENOENTRY, not damaged */
@@ -1364,7 +1374,7 @@ START_TEST(test_journal_corrupt_middle)
         uint64_t g[64];
         int ng = journal_groups(b, len, g, 64);
         ck_assert_int_ge(ng, n);
-        uint64_t rec = g[ng / 2] + BK_GROUP_HEADER_SIZE;
+        uint64_t grp = g[ng / 2], rec = grp + BK_GROUP_HEADER_SIZE;
         int64_t victim = (int64_t)mg_get_be64(b + rec + BK_RECORD_HEADER_SIZE + 8);
         ck_assert(victim > 0 && victim < n - 1);
         uint32_t rlen = mg_get_be32(b + rec);
@@ -1384,9 +1394,9 @@ START_TEST(test_journal_corrupt_middle)
         char want[700];
         snprintf(want, sizeof want, "journal %s: ", path);
         ck_assert_ptr_nonnull(strstr(log, want));
-        snprintf(want, sizeof want, "at offset %llu", (unsigned long long)rec);
+        snprintf(want, sizeof want, "at offset %llu", (unsigned long long)grp);
         ck_assert_ptr_nonnull(strstr(log, want));
-        snprintf(want, sizeof want, "truncate -s %llu %s", (unsigned long long)rec, path);
+        snprintf(want, sizeof want, "truncate -s %llu %s", (unsigned long long)grp, path);
         ck_assert_ptr_nonnull(strstr(log, want));
         mg_free(log);
         event_base_free(h.base);
@@ -1394,7 +1404,7 @@ START_TEST(test_journal_corrupt_middle)
         ck_assert_int_eq(tl_file_size(path) > (off_t)rec, 1); /* nothing was cut by the bookie */
 
         /* the advice works: cut the file there and start */
-        ck_assert_int_eq(truncate(path, (off_t)rec), 0);
+        ck_assert_int_eq(truncate(path, (off_t)grp), 0);
         h_start(&h);
         fd = cl_connect(h.port);
         check_entries(fd, 102, 0, (int)victim, 1000);
@@ -1406,21 +1416,54 @@ START_TEST(test_journal_corrupt_middle)
 }
 END_TEST
 
+/* The directories of a bookie of an earlier version, for a journal file of its format to be
+ * put in *dir (its journal's current/): the ledger directory such a bookie had (no cookies
+ * then: both directories with data are taken over; a journal without its ledger directory
+ * would be refused). */
+static void old_bookie_dirs(struct harness *h, char *dir, size_t n)
+{
+    h_init_dirs(h, NULL);
+    snprintf(dir, n, "%s/current", h->jdir);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' '%s/current/index'", dir, h->ldir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* After the replay of a journal of an earlier format (the bookie started): entries 0..n-1 of
+ * ledger are there, its key came from the journal, entry n is added; after a crash the new
+ * journal file is of the current version and everything replays again. Stops the bookie and
+ * removes its directories. */
+static void check_upgraded(struct harness *h, int64_t ledger, int n, size_t payload)
+{
+    int fd = cl_connect(h->port);
+    check_entries(fd, ledger, 0, n, payload);
+    ck_assert_int_eq(v2_add(fd, ledger, n, KEY_B, 0), 102); /* the key came from the journal */
+    ck_assert_int_eq(v2_add(fd, ledger, n, KEY_A, 0), 0);
+    close(fd);
+    h_stop(h, false);
+    char path[512];
+    last_journal(h, path, sizeof path);
+    size_t len;
+    uint8_t *b = (uint8_t *)tl_read_file(path, &len);
+    uint64_t g[8];
+    ck_assert_int_ge(journal_groups(b, len, g, 8), 1); /* asserts the version */
+    mg_free(b);
+    h_start(h);
+    fd = cl_connect(h->port);
+    check_entries(fd, ledger, 0, n, payload);
+    ck_assert_int_eq(v2_read(fd, ledger, n, NULL, NULL, NULL), 0);
+    close(fd);
+    h_stop(h, true);
+    tl_rm_rf(h->dir);
+}
+
 /* A journal of the previous format (version 6: [BE32 len][body] records, no checksums) is
- * still replayed, its torn tail ignored; the bookie then writes version 7. */
+ * still replayed, its torn tail ignored; the bookie then writes the current version. */
 START_TEST(test_journal_v6)
 {
     struct harness h;
-    h_init_dirs(&h, NULL);
     char dir[400], path[512];
-    snprintf(dir, sizeof dir, "%s/current", h.jdir);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-    /* the ledger directory such a bookie had (no cookies then: both directories with data
-     * are taken over; a journal without its ledger directory would be refused) */
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s/current/index'", h.ldir);
-    ck_assert_int_eq(system(cmd), 0);
+    old_bookie_dirs(&h, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/5.txn", dir);
     FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
@@ -1473,26 +1516,81 @@ START_TEST(test_journal_v6)
     bk_server_stats(h.srv, &st);
     ck_assert_uint_eq(st.replayed, 15);
     int fd = cl_connect(h.port);
-    check_entries(fd, 103, 0, 10, 1000);
     check_entries(fd, 104, 0, 3, 1000);
-    ck_assert_int_eq(v2_add(fd, 103, 10, KEY_B, 0), 102); /* the key came from the journal */
-    ck_assert_int_eq(v2_add(fd, 103, 10, KEY_A, 0), 0);
     close(fd);
-    h_stop(&h, false);
-    /* the new file is version 7 and everything replays again */
-    last_journal(&h, path, sizeof path);
-    size_t len;
-    uint8_t *b = (uint8_t *)tl_read_file(path, &len);
-    uint64_t g[8];
-    ck_assert_int_ge(journal_groups(b, len, g, 8), 1);
-    mg_free(b);
-    h_start(&h);
-    fd = cl_connect(h.port);
-    check_entries(fd, 103, 0, 10, 1000);
-    ck_assert_int_eq(v2_read(fd, 103, 10, NULL, NULL, NULL), 0);
+    check_upgraded(&h, 103, 10, 1000);
+}
+END_TEST
+
+/* Append a version-7 group (no body checksum: that word is 0) of one record to f, a journal
+ * file of id id, at offset *off; the record's bytes are body (len). */
+static void put_v7_group(FILE *f, uint64_t id, uint64_t *off, const uint8_t *body, uint32_t len)
+{
+    uint8_t gh[BK_GROUP_HEADER_SIZE + BK_RECORD_HEADER_SIZE], idb[8];
+    mg_put_be32(gh, BK_GROUP_MAGIC);
+    mg_put_be32(gh + 4, BK_RECORD_HEADER_SIZE + len);
+    mg_put_be32(gh + 8, 1);
+    mg_put_be32(gh + 12, 0);
+    mg_put_be64(gh + 16, *off);
+    mg_put_be64(idb, id);
+    mg_put_be32(gh + 24, mg_crc32c(mg_crc32c(0, idb, 8), gh, 24));
+    uint8_t *rec = gh + BK_GROUP_HEADER_SIZE;
+    mg_put_be32(rec, len);
+    mg_put_be32(rec + 4, mg_crc32c(mg_crc32c(0, rec, 4), body, len));
+    ck_assert_uint_eq(fwrite(gh, 1, sizeof gh, f), sizeof gh);
+    ck_assert_uint_eq(fwrite(body, 1, len, f), len);
+    *off += sizeof gh + len;
+}
+
+/* A journal of the previous format (version 7: group headers without the body checksum) is
+ * still replayed, a torn last record cut off as that version did; the bookie then writes the
+ * current version. */
+START_TEST(test_journal_v7)
+{
+    struct harness h;
+    char dir[400], path[512];
+    old_bookie_dirs(&h, dir, sizeof dir);
+    const uint64_t id = 9;
+    snprintf(path, sizeof path, "%s/%llx.txn", dir, (unsigned long long)id);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t hdr[BK_JOURNAL_HEADER_SIZE] = {0};
+    memcpy(hdr, "BKLG", 4);
+    mg_put_be32(hdr + 4, BK_JOURNAL_VERSION_V7);
+    mg_put_be64(hdr + 8, id);
+    fwrite(hdr, 1, sizeof hdr, f);
+    uint64_t off = sizeof hdr;
+    uint8_t key[16 + 4 + 20];
+    mg_put_be64(key, 148);
+    mg_put_be64(key + 8, (uint64_t)BK_META_LEDGER_KEY);
+    mg_put_be32(key + 16, 20);
+    memcpy(key + 20, KEY_A, 20);
+    put_v7_group(f, id, &off, key, sizeof key);
+    const int n = 12;
+    uint64_t torn_at = 0;
+    for (int e = 0; e <= n; e++) { /* entry n: a torn last group */
+        size_t len;
+        uint8_t *en = make_entry(148, e, e - 1, 900, &len);
+        if (e == n) {
+            torn_at = off + BK_GROUP_HEADER_SIZE; /* v7 cuts at the failing record */
+            put_v7_group(f, id, &off, en, (uint32_t)len);
+            ck_assert_int_eq(fseek(f, (long)(off - 50), SEEK_SET), 0);
+            fwrite("torn", 1, 4, f);
+        } else {
+            put_v7_group(f, id, &off, en, (uint32_t)len);
+        }
+        mg_free(en);
+    }
+    fclose(f);
+
+    start_cutting_torn_tail(&h, path, torn_at);
+    struct bk_stats st;
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.replayed, (uint64_t)n + 1); /* the key and the intact entries */
+    int fd = cl_connect(h.port);
+    ck_assert_int_eq(v2_read(fd, 148, n, NULL, NULL, NULL), 2); /* the torn one */
     close(fd);
-    h_stop(&h, true);
-    tl_rm_rf(h.dir);
+    check_upgraded(&h, 148, n, 900);
 }
 END_TEST
 
@@ -2088,7 +2186,8 @@ static int journal_groups_of(const uint8_t *b, size_t len, uint64_t id, uint64_t
            mg_get_be64(b + off + 16) == off) {
         uint8_t idb[8];
         mg_put_be64(idb, id);
-        if (mg_get_be32(b + off + 24) != mg_crc32c(mg_crc32c(0, idb, 8), b + off, 24))
+        if (mg_get_be32(b + off + 24) != mg_crc32c(mg_crc32c(0, idb, 8), b + off, 24) ||
+            mg_get_be32(b + off + 8) == 0) /* not this file's, or the end mark */
             break;
         ck_assert_int_lt(n, max);
         offs[n++] = off;
@@ -2102,42 +2201,53 @@ static int journal_groups_of(const uint8_t *b, size_t len, uint64_t id, uint64_t
  * the oldest one over (renamed, header rewritten with the flag) instead of being created and
  * zero-filled. A crash while it is current leaves the earlier life's groups after the new
  * ones: replay stops there without calling it a torn write (how 0) and replays every
- * acknowledged entry; a damaged last group is that group lost, the start goes on (how 1);
- * damage with valid groups of the new life after it still stops the start (how 2). */
+ * acknowledged entry; a damaged last group (its body: how 1, its header: how 3, which the end
+ * mark after the last group tells from the earlier life) is a torn write, cut off, the start
+ * goes on; damage with valid groups of the new life after it still stops the start (how 2). */
+/* Start a bookie with journalReuseFiles and small journal files, add entries of 1000 bytes to
+ * ledger one at a time (one group each, so files fill evenly) until a covered file has been
+ * taken over and a few groups went into it, then crash. Returns the number of entries added
+ * (0 .. n-1, all acknowledged); *path is the file taken over (the last one). */
+static int reuse_and_crash(struct harness *h, int64_t ledger, char *path, size_t n)
+{
+    h_init_dirs(h, NULL);
+    h->o.journal_max_size = 32 * 1024; /* a file per ~30 entries of 1000 bytes */
+    h->o.journal_max_backups = 1;
+    h->o.journal_reuse = true;
+    h_start(h);
+    int fd = cl_connect(h->port);
+    int e = 0;
+    for (; e < 100; e++) {
+        v2_add_send(fd, ledger, e, KEY_A, 0, 1000);
+        ck_assert_int_eq(v2_add_recv(fd, ledger, e), 0);
+    }
+    ck_assert_int_eq(run_on_loop(h, 0), 0); /* covers every file but the current one */
+    struct bk_stats st;
+    bk_server_stats(h->srv, &st);
+    ck_assert_uint_eq(st.journal_reused, 0);
+    int reused_at = -1;
+    for (; e < 300 && (reused_at < 0 || e < reused_at + 6); e++) {
+        v2_add_send(fd, ledger, e, KEY_A, 0, 1000);
+        ck_assert_int_eq(v2_add_recv(fd, ledger, e), 0);
+        bk_server_stats(h->srv, &st);
+        if (reused_at < 0 && st.journal_reused == 1)
+            reused_at = e;
+    }
+    ck_assert_int_ge(reused_at, 0);
+    ck_assert_uint_eq(st.journal_reused, 1);
+    close(fd);
+    h_stop(h, false); /* a crash while the file taken over is current */
+    last_journal(h, path, n);
+    return e;
+}
+
 START_TEST(test_journal_reuse_files)
 {
-    for (int how = 0; how < 3; how++) {
+    for (int how = 0; how < 4; how++) {
         struct harness h;
-        h_init_dirs(&h, NULL);
-        h.o.journal_max_size = 32 * 1024; /* a file per ~30 entries of 1000 bytes */
-        h.o.journal_max_backups = 1;
-        h.o.journal_reuse = true;
-        h_start(&h);
-        int fd = cl_connect(h.port);
-        int e = 0;
-        for (; e < 100; e++) { /* one at a time: small groups, files fill evenly */
-            v2_add_send(fd, 141, e, KEY_A, 0, 1000);
-            ck_assert_int_eq(v2_add_recv(fd, 141, e), 0);
-        }
-        ck_assert_int_eq(run_on_loop(&h, 0), 0); /* covers every file but the current one */
-        struct bk_stats st;
-        bk_server_stats(h.srv, &st);
-        ck_assert_uint_eq(st.journal_reused, 0);
-        int reused_at = -1;
-        for (; e < 300 && (reused_at < 0 || e < reused_at + 6); e++) {
-            v2_add_send(fd, 141, e, KEY_A, 0, 1000);
-            ck_assert_int_eq(v2_add_recv(fd, 141, e), 0);
-            bk_server_stats(h.srv, &st);
-            if (reused_at < 0 && st.journal_reused == 1)
-                reused_at = e;
-        }
-        ck_assert_int_ge(reused_at, 0);
-        ck_assert_uint_eq(st.journal_reused, 1);
-        close(fd);
-        h_stop(&h, false); /* a crash while the file taken over is current */
-
         char path[512];
-        last_journal(&h, path, sizeof path);
+        int e = reuse_and_crash(&h, 141, path, sizeof path);
+        int fd;
         uint64_t id = strtoull(strrchr(path, '/') + 1, NULL, 16);
         size_t len;
         uint8_t *b = (uint8_t *)tl_read_file(path, &len);
@@ -2146,14 +2256,21 @@ START_TEST(test_journal_reuse_files)
         uint64_t g[64], end;
         int ng = journal_groups_of(b, len, id, g, 64, &end);
         ck_assert_int_ge(ng, 5);
-        /* the earlier life follows: a group header that is not this file's */
-        ck_assert_uint_lt(end + BK_GROUP_HEADER_SIZE, len);
+        /* the end mark (an empty group of this file), then the earlier life */
+        ck_assert_uint_lt(end + 2 * BK_GROUP_HEADER_SIZE, len);
         ck_assert_uint_eq(mg_get_be32(b + end), BK_GROUP_MAGIC);
+        ck_assert_uint_eq(mg_get_be32(b + end + 4), 0);
+        ck_assert_uint_eq(mg_get_be32(b + end + 8), 0);
+        ck_assert_uint_eq(mg_get_be64(b + end + 16), end);
+        ck_assert(!bk_all_zero(b + end + BK_GROUP_HEADER_SIZE, BK_GROUP_HEADER_SIZE));
         uint64_t victim_rec =
-            (how == 1 ? g[ng - 1] : g[ng / 2]) + BK_GROUP_HEADER_SIZE + BK_RECORD_HEADER_SIZE;
+            (how % 2 ? g[ng - 1] : g[ng / 2]) + BK_GROUP_HEADER_SIZE + BK_RECORD_HEADER_SIZE;
         int64_t victim = (int64_t)mg_get_be64(b + victim_rec + 8);
+        uint64_t last_group = g[ng - 1];
         mg_free(b);
-        if (how > 0)
+        if (how == 3)
+            flip_bytes(path, last_group + 8, 4); /* its record count */
+        else if (how > 0)
             flip_bytes(path, victim_rec + 100, 4); /* payload bytes of that group's entry */
 
         h.base = event_base_new();
@@ -2174,21 +2291,109 @@ START_TEST(test_journal_reuse_files)
             continue;
         }
         ck_assert_int_eq(rc, 0);
-        ck_assert_ptr_null(strstr(log, "torn write"));
+        if (how % 2) { /* the last group of this file fails: a torn write, cut off */
+            char want[64];
+            snprintf(want, sizeof want, "truncating the file to %llu ",
+                     (unsigned long long)last_group);
+            ck_assert_ptr_nonnull(strstr(log, "torn write"));
+            ck_assert_ptr_nonnull(strstr(log, want));
+        } else {
+            ck_assert_ptr_null(strstr(log, "torn write"));
+        }
         ck_assert_ptr_null(strstr(log, "damage"));
         mg_free(log);
         h.port = bk_server_port(h.srv);
         ck_assert_int_eq(pthread_create(&h.thread, NULL, loop_main, &h), 0);
         fd = cl_connect(h.port);
-        int upto = how == 1 ? (int)victim : e;
-        ck_assert_int_eq(upto, how == 1 ? e - 1 : e); /* the damaged group is the last one */
+        int upto = how % 2 ? (int)victim : e;
+        ck_assert_int_eq(upto, how % 2 ? e - 1 : e); /* the damaged group is the last one */
         check_entries(fd, 141, 0, upto, 1000);
-        if (how == 1)
+        if (how % 2)
             ck_assert_int_eq(v2_read(fd, 141, victim, NULL, NULL, NULL), 2);
         close(fd);
         h_stop(&h, true);
         tl_rm_rf(h.dir);
     }
+}
+END_TEST
+
+/* In a file taken over, a crash tore the newest group after its header: the header (this
+ * file's id and offset, a valid header checksum) lies over the end mark, and under it the
+ * earlier life's group's records, which fall on the same boundaries and pass their own
+ * checksums. Replay must stop at that
+ * group, cut it off as a torn write and apply none of the stale records (version 7 replayed
+ * them as new entries: the group body's checksum in the header is what tells them apart). */
+START_TEST(test_journal_reuse_torn_group)
+{
+    struct harness h;
+    char path[512];
+    int e = reuse_and_crash(&h, 146, path, sizeof path);
+    uint64_t id = strtoull(strrchr(path, '/') + 1, NULL, 16);
+    size_t len;
+    uint8_t *b = (uint8_t *)tl_read_file(path, &len);
+    uint64_t g[64], end;
+    int ng = journal_groups_of(b, len, id, g, 64, &end);
+    ck_assert_int_ge(ng, 2);
+    /* the end mark over the header of the earlier life's group (same-size groups line up),
+     * whose records follow up to its next group's header */
+    ck_assert_uint_eq(mg_get_be32(b + end), BK_GROUP_MAGIC);
+    ck_assert_uint_eq(mg_get_be32(b + end + 8), 0);
+    uint64_t first = end + BK_GROUP_HEADER_SIZE, p = first;
+    uint32_t nrec = 0;
+    while (p + BK_RECORD_HEADER_SIZE <= len && mg_get_be32(b + p) != BK_GROUP_MAGIC) {
+        uint32_t rlen = mg_get_be32(b + p);
+        ck_assert_uint_ge(rlen, 16);
+        ck_assert_uint_le(p + BK_RECORD_HEADER_SIZE + rlen, len);
+        p += BK_RECORD_HEADER_SIZE + rlen;
+        nrec++;
+    }
+    ck_assert_uint_ge(nrec, 1);
+    uint32_t body_len = (uint32_t)(p - first);
+    /* make its records stale entries of another ledger, each with a valid record checksum,
+     * so that a replay that applies them shows (the earlier life's own entries would be the
+     * same bytes as the index holds) */
+    p = first;
+    for (uint32_t k = 0; k < nrec; k++) {
+        uint32_t rlen = mg_get_be32(b + p);
+        uint8_t *rb = b + p + BK_RECORD_HEADER_SIZE;
+        if (rlen >= 16 && (int64_t)mg_get_be64(rb + 8) >= 0) {
+            mg_put_be64(rb, 147);
+            mg_put_be64(rb + 8, k);
+        }
+        mg_put_be32(b + p + 4, mg_crc32c(mg_crc32c(0, b + p, 4), rb, rlen));
+        p += BK_RECORD_HEADER_SIZE + rlen;
+    }
+    /* the new group's header, as the torn write left it: this file's id and offset, sized as
+     * the group under it, for a body (the next entry) that never reached the disk */
+    size_t nlen;
+    uint8_t *next = make_entry(146, e, e - 1, body_len, &nlen);
+    uint8_t *gh = b + end;
+    mg_put_be32(gh, BK_GROUP_MAGIC);
+    mg_put_be32(gh + 4, body_len);
+    mg_put_be32(gh + 8, nrec);
+    mg_put_be32(gh + 12, mg_crc32c(0, next, body_len));
+    mg_put_be64(gh + 16, end);
+    uint8_t idb[8];
+    mg_put_be64(idb, id);
+    mg_put_be32(gh + 24, mg_crc32c(mg_crc32c(0, idb, 8), gh, 24));
+    mg_free(next);
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, (long)end, SEEK_SET), 0);
+    ck_assert_uint_eq(fwrite(b + end, 1, BK_GROUP_HEADER_SIZE + body_len, f),
+                      BK_GROUP_HEADER_SIZE + body_len);
+    fclose(f);
+    mg_free(b);
+
+    start_cutting_torn_tail(&h, path, end);
+    int fd = cl_connect(h.port);
+    check_entries(fd, 146, 0, e, 1000); /* every acknowledged entry */
+    for (uint32_t k = 0; k < nrec; k++) /* and none of the stale records */
+        ck_assert_int_ne(v2_read(fd, 147, k, NULL, NULL, NULL), 0);
+    ck_assert_int_ne(v2_read(fd, 146, e, NULL, NULL, NULL), 0);
+    close(fd);
+    h_stop(&h, true);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -2988,12 +3193,12 @@ START_TEST(test_options_from_cfg)
     tl_rm_rf(h.dir);
     ck_assert_int_eq(cfg_set(&c, "dbStorage_writeCacheMaxSizeMb", "3", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "journalMaxBackups", "0", "test", err, sizeof err), 0);
-    ck_assert(!o.journal_reuse); /* journalReuseFiles: BookKeeper's default */
-    ck_assert_int_eq(cfg_set(&c, "journalReuseFiles", "true", "test", err, sizeof err), 0);
+    ck_assert(o.journal_reuse); /* journalReuseFiles: true (BookKeeper's default is false) */
+    ck_assert_int_eq(cfg_set(&c, "journalReuseFiles", "false", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
     ck_assert_int_eq(o.write_cache_max, 3LL << 20);
     ck_assert_int_eq(o.journal_max_backups, 0);
-    ck_assert(o.journal_reuse);
+    ck_assert(!o.journal_reuse);
     ck_assert_int_eq(cfg_set(&c, "diskUsageThreshold", "0.9", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "diskUsageLwmThreshold", ".85", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
@@ -4282,21 +4487,24 @@ static Suite *bookie_suite(void)
     tl_add(ckio, test_entry_log_write_behind, test_last_mark_slots);
     TCase *tc = tl_tcase(s, "core", 120, NULL, NULL);
     tl_add(tc, test_v2_add_read, test_v3_ops, test_fencing, test_group_commit, test_fsync_per_add,
-           test_replay_unclean, test_new_bookie_no_start_checkpoint, test_read_during_flush,
-           test_crash_mid_flush, test_journal_backups, test_journal_torn_tail,
-           test_journal_corrupt_middle, test_journal_v6, test_garbage_frame, test_max_message_frame,
-           test_oversized_frame, test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
+           test_new_bookie_no_start_checkpoint, test_read_during_flush, test_crash_mid_flush,
+           test_journal_backups, test_garbage_frame, test_max_message_frame, test_oversized_frame,
+           test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
            test_nospace_entry_log, test_prealloc_threshold, test_prealloc_after_room_returns,
-           test_restart_trims_journal, test_journal_zero_fill_ahead, test_journal_reuse_files,
-           test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
-           test_cookie_new_cluster_one_sync, test_cookie_refusals, test_cookie_adopt_and_resume,
-           test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
-           test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
-           test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
-           test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
-           test_disk_thresholds_gc_frees, test_compaction_ledger_deleted, test_compaction_disk_full,
-           test_gc_store_unreachable, test_ledger_dir_io_error,
-           test_gc_major_suspended_almost_full);
+           test_restart_trims_journal, test_dir_lock, test_options_from_cfg, test_cookie_format,
+           test_cookie_new_and_restart, test_cookie_new_cluster_one_sync, test_cookie_refusals,
+           test_cookie_adopt_and_resume, test_cookie_twin_refused, test_cookie_format_cmd,
+           test_gc_deleted_ledger, test_metrics, test_gc_empty_logs_of_restarts,
+           test_gc_ledger_created_during_scan, test_gc_listing_failure, test_compaction_half_live,
+           test_gc_off_loop, test_compaction_crash, test_ledger_dirs_round_robin,
+           test_ledger_dirs_full_skipped, test_disk_thresholds_gc_frees,
+           test_compaction_ledger_deleted, test_compaction_disk_full, test_gc_store_unreachable,
+           test_ledger_dir_io_error, test_gc_major_suspended_almost_full);
+    /* the journal format, replay and damage (CK_RUN_CASE=journal) */
+    TCase *jc = tl_tcase(s, "journal", 120, NULL, NULL);
+    tl_add(jc, test_journal_torn_tail, test_journal_corrupt_middle, test_journal_v6,
+           test_journal_zero_fill_ahead, test_journal_reuse_files, test_journal_reuse_torn_group,
+           test_journal_v7, test_replay_unclean);
     return s;
 }
 
