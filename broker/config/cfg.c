@@ -253,7 +253,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("journalBufferedWritesThreshold", journal_buffered_writes_threshold, "524288", 1,
             INT_MAX),
     CFG_INT("journalBufferedEntriesThreshold", journal_buffered_entries_threshold, "0", 0, INT_MAX),
-    CFG_INT("journalMaxSizeMB", journal_max_size_mb, "2048", 1, 1048576),
+    CFG_INT("journalMaxSizeMB", journal_max_size_mb, "256", 1, 1048576),
     CFG_INT("journalMaxBackups", journal_max_backups, "5", 0, 1000),
     CFG_INT("journalPreAllocSizeMB", journal_prealloc_size_mb, "16", 1, 1024),
     CFG_BOOL("journalReuseFiles", journal_reuse_files, "true"),

@@ -146,7 +146,7 @@ struct cfg {
     int journal_max_group_wait_ms;          /* journalMaxGroupWaitMSec (1) */
     int journal_buffered_writes_threshold;  /* journalBufferedWritesThreshold (524288) */
     int journal_buffered_entries_threshold; /* journalBufferedEntriesThreshold (0 = off) */
-    int journal_max_size_mb;                /* journalMaxSizeMB (2048) */
+    int journal_max_size_mb;                /* journalMaxSizeMB (256) */
     int journal_max_backups;                /* journalMaxBackups (5) */
     int journal_prealloc_size_mb;           /* journalPreAllocSizeMB (16) */
     bool journal_reuse_files;               /* journalReuseFiles (true) */
