@@ -20,6 +20,7 @@
 #include "bookie/bookie_int.h"
 #include "fuzz.h"
 #include "util/bytes.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 #include <fcntl.h>
